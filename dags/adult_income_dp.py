@@ -25,9 +25,7 @@ LIFECYCLE_ENVIRONMENT = {
 
 
 PARAMS = {
-    "epochs": Param(
-        15, type="integer", minimum=1, maximum=200, description="Training epochs."
-    ),
+    "epochs": Param(15, type="integer", minimum=1, maximum=200, description="Training epochs."),
     "batch_size": Param(
         256,
         type="integer",

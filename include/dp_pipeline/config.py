@@ -8,8 +8,9 @@ Credentials are read by the libraries that use them (boto3 reads ``AWS_ACCESS_KE
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Generic, TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -29,8 +30,9 @@ class EnvironmentVariable(Generic[T]):
     default: T
     description: str
 
-    def get(self) -> T:
-        raw = os.environ.get(self.name)
+    def get(self, environ: Mapping[str, str] | None = None) -> T:
+        """Return the value in ``environ`` (default: the process environment), parsed."""
+        raw = (os.environ if environ is None else environ).get(self.name)
         if raw is None or raw == "":
             return self.default
         try:

@@ -36,9 +36,7 @@ def classification_metrics(labels, probabilities) -> dict[str, float]:
     }
 
 
-def evaluate(
-    splits: dict[str, str], trained: dict, delta: float, report_uri: str
-) -> dict:
+def evaluate(splits: dict[str, str], trained: dict, delta: float, report_uri: str) -> dict:
     """Score the model on the test set, account its privacy and write a JSON report.
 
     Returns the report's URI with the headline numbers: accuracy, ROC AUC, epsilon (PLD),
@@ -61,9 +59,7 @@ def evaluate(
         metrics["test_roc_auc"],
     )
     logger.info("%s", statement)
-    storage.put_json(
-        report_uri, {"metrics": metrics, "privacy": figures, "statement": statement}
-    )
+    storage.put_json(report_uri, {"metrics": metrics, "privacy": figures, "statement": statement})
     return {
         "report": report_uri,
         "accuracy": metrics["test_accuracy"],

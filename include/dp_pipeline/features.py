@@ -37,12 +37,8 @@ class AdultEncoder:
     in that column's one-hot block.
     """
 
-    categories: dict[str, tuple[str, ...]] = field(
-        default_factory=lambda: dict(adult.CATEGORIES)
-    )
-    bounds: dict[str, tuple[float, float]] = field(
-        default_factory=lambda: dict(SCALING_BOUNDS)
-    )
+    categories: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(adult.CATEGORIES))
+    bounds: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(SCALING_BOUNDS))
     log_scaled: tuple[str, ...] = LOG_SCALED
 
     @property
@@ -57,9 +53,7 @@ class AdultEncoder:
         """Encode a DataFrame of raw census columns into a float32 matrix."""
         import numpy as np
 
-        missing = [
-            column for column in adult.FEATURE_COLUMNS if column not in frame.columns
-        ]
+        missing = [column for column in adult.FEATURE_COLUMNS if column not in frame.columns]
         if missing:
             raise KeyError(f"Missing feature columns: {', '.join(missing)}")
         blocks = [
@@ -70,8 +64,7 @@ class AdultEncoder:
             if column in self.categories:
                 values = frame[column].to_numpy(dtype=object)
                 blocks.extend(
-                    (values == category).astype("float32")
-                    for category in self.categories[column]
+                    (values == category).astype("float32") for category in self.categories[column]
                 )
         return np.stack(blocks, axis=1).astype("float32")
 
@@ -79,9 +72,7 @@ class AdultEncoder:
         """Return, per column, the values that are neither listed nor missing."""
         unknown = {}
         for column, known in self.categories.items():
-            values = (
-                set(frame[column].dropna().astype(str)) - set(known) - {adult.MISSING}
-            )
+            values = set(frame[column].dropna().astype(str)) - set(known) - {adult.MISSING}
             if values:
                 unknown[column] = sorted(values)
         return unknown

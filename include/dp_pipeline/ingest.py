@@ -18,9 +18,7 @@ ADULT_FILES = (adult.TRAIN_FILE, adult.TEST_FILE)
 DOWNLOAD_TIMEOUT_SECONDS = 120
 
 
-def ingest(
-    source: str, run_prefix: str, *, verify_checksums: bool = True
-) -> dict[str, str]:
+def ingest(source: str, run_prefix: str, *, verify_checksums: bool = True) -> dict[str, str]:
     """Copy adult.data and adult.test from ``source`` to ``<run_prefix>/raw/``.
 
     ``source`` is an http(s) URL of a zip archive, a local folder or zip file, or an
@@ -32,9 +30,7 @@ def ingest(
     for role, file_name in (("train", adult.TRAIN_FILE), ("test", adult.TEST_FILE)):
         data = files[file_name]
         digest = check_digest(file_name, data, verify=verify_checksums)
-        result[role] = storage.put_bytes(
-            storage.join(run_prefix, "raw", file_name), data
-        )
+        result[role] = storage.put_bytes(storage.join(run_prefix, "raw", file_name), data)
         result[f"{role}_sha256"] = digest
     return result
 
@@ -97,9 +93,7 @@ def _from_local_path(path: Path) -> dict[str, bytes]:
     if path.is_file() and path.suffix == ".zip":
         return _from_archive(str(path), path.read_bytes())
     if not path.is_dir():
-        raise SourceError(
-            f"The data source {str(path)!r} is neither a folder nor a zip file"
-        )
+        raise SourceError(f"The data source {str(path)!r} is neither a folder nor a zip file")
     files = {}
     for name in ADULT_FILES:
         file_path = path / name

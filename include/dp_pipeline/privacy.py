@@ -79,9 +79,7 @@ def epsilon_pld(sampling_probability, noise_multiplier, steps, delta) -> float:
     from dp_accounting import pld
 
     if noise_multiplier <= 0:
-        logger.warning(
-            "noise_multiplier is 0, so training is not private: epsilon is inf"
-        )
+        logger.warning("noise_multiplier is 0, so training is not private: epsilon is inf")
         return math.inf
     accountant = pld.PLDAccountant(value_discretization_interval=PLD_DISCRETIZATION)
     accountant.compose(dp_sgd_event(sampling_probability, noise_multiplier, steps))
@@ -118,9 +116,7 @@ def calibrate_noise_multiplier(
     from dp_accounting import rdp
 
     if target_epsilon <= 0:
-        raise PrivacyParameterError(
-            f"target_epsilon must be positive. Found {target_epsilon}."
-        )
+        raise PrivacyParameterError(f"target_epsilon must be positive. Found {target_epsilon}.")
     upper = float(
         dp_accounting.calibrate_dp_mechanism(
             lambda: rdp.RdpAccountant(list(RDP_ORDERS)),

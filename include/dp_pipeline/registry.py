@@ -29,9 +29,7 @@ STAGING_ALIAS = "staging"
 
 
 def find_model_version(client, model_name: str, mlflow_run_id: str):
-    versions = client.search_model_versions(
-        f"name = '{model_name}' and run_id = '{mlflow_run_id}'"
-    )
+    versions = client.search_model_versions(f"name = '{model_name}' and run_id = '{mlflow_run_id}'")
     return min(versions, key=lambda version: int(version.version)) if versions else None
 
 
@@ -67,10 +65,7 @@ def wait_until_ready(client, model_name: str, version: str, timeout_seconds: flo
 
 
 def _download_artifacts(uris: dict[str, str], folder: Path) -> dict[str, Path]:
-    return {
-        name: storage.download_file(uri, folder / Path(uri).name)
-        for name, uri in uris.items()
-    }
+    return {name: storage.download_file(uri, folder / Path(uri).name) for name, uri in uris.items()}
 
 
 def _model_signature():
@@ -213,9 +208,7 @@ def _log_run(mlflow, params: dict, trained: dict, evaluation: dict) -> None:
             )
         }
     )
-    logged_params.update(
-        {"sampling": "poisson", "accountant": "pld", "delta": evaluation["delta"]}
-    )
+    logged_params.update({"sampling": "poisson", "accountant": "pld", "delta": evaluation["delta"]})
     mlflow.log_params(logged_params)
     mlflow.log_metrics(
         {
@@ -224,8 +217,7 @@ def _log_run(mlflow, params: dict, trained: dict, evaluation: dict) -> None:
             "epsilon": evaluation["epsilon"],
             "epsilon_rdp": evaluation["epsilon_rdp"],
             "delta": evaluation["delta"],
-            "sampling_probability": trained["expected_batch_size"]
-            / trained["examples"],
+            "sampling_probability": trained["expected_batch_size"] / trained["examples"],
             "train_seconds": trained["train_seconds"],
         }
     )
@@ -241,9 +233,7 @@ def promotion_failures(
             f"test accuracy {accuracy:.4f} is below the threshold {accuracy_threshold:.4f}"
         )
     if not (math.isfinite(epsilon) and epsilon <= epsilon_budget):
-        failures.append(
-            f"epsilon {epsilon:.4f} exceeds the budget {epsilon_budget:.4f}"
-        )
+        failures.append(f"epsilon {epsilon:.4f} exceeds the budget {epsilon_budget:.4f}")
     return failures
 
 

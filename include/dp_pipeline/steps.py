@@ -34,9 +34,7 @@ def ingest(run: dict, params: dict) -> dict:
 
     _configure_logging()
     source = params.get("data_source") or config.DATA_SOURCE.get()
-    return ingest_files(
-        source, _prefix(run), verify_checksums=params["verify_checksums"]
-    )
+    return ingest_files(source, _prefix(run), verify_checksums=params["verify_checksums"])
 
 
 def validate(run: dict, raw: dict) -> dict:

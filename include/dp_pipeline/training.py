@@ -39,18 +39,12 @@ class TrainingConfig:
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
-                raise ValueError(
-                    f"{name} must be at least 1. Found {getattr(self, name)}."
-                )
+                raise ValueError(f"{name} must be at least 1. Found {getattr(self, name)}.")
         for name in ("learning_rate", "l2_norm_clip"):
             if getattr(self, name) <= 0:
-                raise ValueError(
-                    f"{name} must be positive. Found {getattr(self, name)}."
-                )
+                raise ValueError(f"{name} must be positive. Found {getattr(self, name)}.")
         if self.noise_multiplier < 0:
-            raise ValueError(
-                f"noise_multiplier must be >= 0. Found {self.noise_multiplier}."
-            )
+            raise ValueError(f"noise_multiplier must be >= 0. Found {self.noise_multiplier}.")
 
     @classmethod
     def from_params(cls, params: dict) -> TrainingConfig:
@@ -74,9 +68,7 @@ def plan_privacy(config: TrainingConfig, examples: int) -> privacy.DpSgdParamete
     q = config.batch_size / examples
     sigma = config.noise_multiplier
     if config.target_epsilon is not None:
-        sigma = privacy.calibrate_noise_multiplier(
-            config.target_epsilon, q, steps, config.delta
-        )
+        sigma = privacy.calibrate_noise_multiplier(config.target_epsilon, q, steps, config.delta)
         logger.info(
             "Calibrated noise multiplier %.4f for target epsilon %g at delta %g",
             sigma,
@@ -98,9 +90,7 @@ def build_mlp(input_dim: int, *, dp: privacy.DpSgdParameters | None = None):
     import tensorflow as tf
 
     layers = [tf.keras.Input(shape=(input_dim,))]
-    layers += [
-        tf.keras.layers.Dense(units, activation="relu") for units in HIDDEN_UNITS
-    ]
+    layers += [tf.keras.layers.Dense(units, activation="relu") for units in HIDDEN_UNITS]
     layers.append(tf.keras.layers.Dense(1))
     if dp is None:
         return tf.keras.Sequential(layers)
@@ -135,9 +125,7 @@ def _poisson_dp_sequential_class():
                 **kwargs,
             )
             if not self._enable_fast_peg_computation:
-                raise ValueError(
-                    "Every trainable layer must be in the fast clipping registry"
-                )
+                raise ValueError("Every trainable layer must be in the fast clipping registry")
             self._expected_batch_size = float(expected_batch_size)
             # Noise and sampling must be unpredictable to anyone who knows the seed.
             self._noise = tf.random.Generator.from_non_deterministic_state()
@@ -161,7 +149,7 @@ def _poisson_dp_sequential_class():
                 / self._expected_batch_size
                 for grad in clipped_sums
             ]
-            self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+            self.optimizer.apply_gradients(zip(gradients, self.trainable_variables, strict=False))
             self.compiled_metrics.update_state(y, y_pred, weights)
             return {metric.name: metric.result() for metric in self.metrics}
 
@@ -198,9 +186,7 @@ def fit_dp_model(features, labels, dp: privacy.DpSgdParameters, config: Training
             tf.TensorSpec((None, 1), tf.float32),
         ),
     ).prefetch(4)
-    model.fit(
-        dataset, epochs=dp.epochs, steps_per_epoch=dp.steps // dp.epochs, verbose=2
-    )
+    model.fit(dataset, epochs=dp.epochs, steps_per_epoch=dp.steps // dp.epochs, verbose=2)
     return model
 
 
@@ -247,9 +233,7 @@ def train(splits: dict[str, str], output_prefix: str, params: dict) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.keras"
         export_model(model, features.shape[1]).save(path)
-        model_uri = storage.upload_file(
-            path, storage.join(output_prefix, "model.keras")
-        )
+        model_uri = storage.upload_file(path, storage.join(output_prefix, "model.keras"))
     return {
         "model": model_uri,
         "train_seconds": round(train_seconds, 2),

@@ -90,9 +90,7 @@ def validate(raw: dict[str, str], report_uri: str) -> dict:
             file_report["sha256"] = raw.get(f"{role}_sha256")
             report["files"][role] = file_report
             for variation in parsed.report.format_variations:
-                logger.warning(
-                    "%s: accepted format variation: %s", file_name, variation
-                )
+                logger.warning("%s: accepted format variation: %s", file_name, variation)
             logger.info("%s: %d valid rows", file_name, parsed.report.rows)
     except DataValidationError as error:
         report["error"] = str(error)
@@ -108,9 +106,7 @@ def _decode(file_name: str, data: bytes) -> str:
         raise DataValidationError(file_name, "the file is empty")
     if b"\x00" in data:
         line = data[: data.index(b"\x00")].count(b"\n") + 1
-        raise DataValidationError(
-            file_name, "binary data, not a CSV text file", line=line
-        )
+        raise DataValidationError(file_name, "binary data, not a CSV text file", line=line)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -134,9 +130,7 @@ def _skip_header(file_name: str, lines: list[str], report: FileReport) -> int:
     return 0
 
 
-def _parse_row(
-    file_name, line_number, line, columns, missing, labels, label_variants
-) -> None:
+def _parse_row(file_name, line_number, line, columns, missing, labels, label_variants) -> None:
     fields = [value.strip() for value in line.split(",")]
     if len(fields) != len(adult.COLUMNS):
         raise DataValidationError(
@@ -144,11 +138,9 @@ def _parse_row(
             f"expected {len(adult.COLUMNS)} comma-separated fields, found {len(fields)}",
             line=line_number,
         )
-    for column, value in zip(adult.FEATURE_COLUMNS, fields):
+    for column, value in zip(adult.FEATURE_COLUMNS, fields[:-1], strict=True):
         if column in adult.CATEGORIES:
-            columns[column].append(
-                _categorical(file_name, line_number, column, value, missing)
-            )
+            columns[column].append(_categorical(file_name, line_number, column, value, missing))
         else:
             columns[column].append(_integer(file_name, line_number, column, value))
     label = fields[-1]
@@ -210,11 +202,7 @@ def _integer(file_name, line_number, column, value) -> int:
 
 def _check_row_count(file_name: str, rows: int, report: FileReport) -> None:
     if rows < MIN_ROWS:
-        raise DataValidationError(
-            file_name, f"expected at least {MIN_ROWS} rows, found {rows}"
-        )
+        raise DataValidationError(file_name, f"expected at least {MIN_ROWS} rows, found {rows}")
     expected = adult.KNOWN_ROW_COUNTS[file_name]
     if rows != expected:
-        report.format_variations.append(
-            f"{rows} rows where the published file has {expected}"
-        )
+        report.format_variations.append(f"{rows} rows where the published file has {expected}")
