@@ -97,6 +97,12 @@ PARAMS = {
         description="Seed of the train/validation split and the weight initialisation. "
         "DP noise and batch sampling always draw fresh randomness.",
     ),
+    "train_baseline": Param(
+        True,
+        type="boolean",
+        description="Also train the same model without privacy, as a reference that is "
+        "evaluated and logged but never registered.",
+    ),
     "data_source": Param(
         "",
         type="string",

@@ -37,6 +37,7 @@ EXPECTED_PARAMS = {
     "epsilon_budget",
     "validation_fraction",
     "seed",
+    "train_baseline",
     "data_source",
     "verify_checksums",
 }

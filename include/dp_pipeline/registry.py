@@ -210,15 +210,21 @@ def _log_run(mlflow, params: dict, trained: dict, evaluation: dict) -> None:
     )
     logged_params.update({"sampling": "poisson", "accountant": "pld", "delta": evaluation["delta"]})
     mlflow.log_params(logged_params)
+    baseline_seconds = trained.get("baseline_train_seconds")
+    timings = {"train_seconds": trained["train_seconds"]}
+    if baseline_seconds:
+        timings["baseline_train_seconds"] = baseline_seconds
+        timings["dp_slowdown"] = trained["train_seconds"] / baseline_seconds
     mlflow.log_metrics(
         {
+            **evaluation.get("metrics", {}),
+            **timings,
             "test_accuracy": evaluation["accuracy"],
             "test_roc_auc": evaluation["roc_auc"],
             "epsilon": evaluation["epsilon"],
             "epsilon_rdp": evaluation["epsilon_rdp"],
             "delta": evaluation["delta"],
             "sampling_probability": trained["expected_batch_size"] / trained["examples"],
-            "train_seconds": trained["train_seconds"],
         }
     )
 

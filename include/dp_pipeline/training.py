@@ -21,6 +21,9 @@ from dp_pipeline.errors import PrivacyParameterError
 logger = logging.getLogger(__name__)
 
 HIDDEN_UNITS = (64, 32)
+# Steps whose Poisson samples are drawn in one vectorised call, bounding memory to about
+# 128 * n bytes.
+POISSON_CHUNK_STEPS = 128
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class TrainingConfig:
     target_epsilon: float | None = None
     delta: float = 1e-5
     seed: int = 42
+    train_baseline: bool = True
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
@@ -156,14 +160,38 @@ def _poisson_dp_sequential_class():
     return PoissonDPSequential
 
 
-def poisson_batches(features, labels, sampling_probability: float):
-    """Yield batches forever, each example included independently with the given rate."""
+def poisson_sample(examples: int, sampling_probability: float, steps: int) -> list:
+    """Draw each step's batch: every example joins independently with the given rate.
+
+    Returns one array of example indices per step. The generator takes fresh OS entropy,
+    never the run's seed, because the privacy amplification of sampling holds only if
+    the sample stays secret.
+    """
     import numpy as np
 
-    rng = np.random.default_rng()  # fresh OS entropy: the sample must stay secret
-    while True:
-        chosen = rng.random(len(labels)) < sampling_probability
-        yield features[chosen], labels[chosen]
+    rng = np.random.default_rng()
+    batches = []
+    for start in range(0, steps, POISSON_CHUNK_STEPS):
+        chunk = min(POISSON_CHUNK_STEPS, steps - start)
+        included = rng.random((chunk, examples)) < sampling_probability
+        batches.extend(np.flatnonzero(row).astype("int32") for row in included)
+    return batches
+
+
+def poisson_dataset(features, labels, batches):
+    """A tf.data pipeline that gathers each step's rows inside the graph."""
+    import numpy as np
+    import tensorflow as tf
+
+    indices = tf.RaggedTensor.from_row_lengths(
+        np.concatenate(batches), [len(batch) for batch in batches]
+    )
+    features, labels = tf.constant(features), tf.constant(labels)
+    return (
+        tf.data.Dataset.from_tensor_slices(indices)
+        .map(lambda chosen: (tf.gather(features, chosen), tf.gather(labels, chosen)))
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 def fit_dp_model(features, labels, dp: privacy.DpSgdParameters, config: TrainingConfig):
@@ -179,14 +207,31 @@ def fit_dp_model(features, labels, dp: privacy.DpSgdParameters, config: Training
         ),
         metrics=[tf.keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")],
     )
-    dataset = tf.data.Dataset.from_generator(
-        lambda: poisson_batches(features, labels, dp.sampling_probability),
-        output_signature=(
-            tf.TensorSpec((None, features.shape[1]), tf.float32),
-            tf.TensorSpec((None, 1), tf.float32),
-        ),
-    ).prefetch(4)
+    batches = poisson_sample(len(labels), dp.sampling_probability, dp.steps)
+    dataset = poisson_dataset(features, labels, batches)
     model.fit(dataset, epochs=dp.epochs, steps_per_epoch=dp.steps // dp.epochs, verbose=2)
+    return model
+
+
+def fit_baseline(features, labels, config: TrainingConfig):
+    """Train the same MLP without privacy: shuffled fixed batches, mean loss, same epochs."""
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(config.seed)
+    model = build_mlp(features.shape[1])
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(config.learning_rate),
+        loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
+        metrics=[tf.keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")],
+    )
+    model.fit(
+        features,
+        labels,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        shuffle=True,
+        verbose=2,
+    )
     return model
 
 
@@ -217,7 +262,9 @@ def load_xy(uri: str, encoder):
 def train(splits: dict[str, str], output_prefix: str, params: dict) -> dict:
     """Train the DP model on ``splits['train']`` and store it under ``output_prefix``.
 
-    Returns the model's URI and the parameters that privacy accounting needs.
+    Returns the model's URI and the parameters that privacy accounting needs. Unless
+    ``train_baseline`` is false, a non-private model of the same architecture is trained
+    on the same data and epochs as a reference; it is evaluated but never registered.
     """
     from dp_pipeline.features import AdultEncoder
 
@@ -230,14 +277,25 @@ def train(splits: dict[str, str], output_prefix: str, params: dict) -> dict:
     model = fit_dp_model(features, labels, dp, config)
     train_seconds = time.perf_counter() - started
     logger.info("DP training took %.1f s", train_seconds)
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "model.keras"
-        export_model(model, features.shape[1]).save(path)
-        model_uri = storage.upload_file(path, storage.join(output_prefix, "model.keras"))
-    return {
-        "model": model_uri,
+    result = {
+        "model": save_model(model, features.shape[1], storage.join(output_prefix, "model.keras")),
         "train_seconds": round(train_seconds, 2),
         "learning_rate": config.learning_rate,
         "target_epsilon": config.target_epsilon,
         **asdict(dp),
     }
+    if config.train_baseline:
+        started = time.perf_counter()
+        baseline = fit_baseline(features, labels, config)
+        result["baseline_train_seconds"] = round(time.perf_counter() - started, 2)
+        logger.info("Non-private baseline took %.1f s", result["baseline_train_seconds"])
+        baseline_uri = storage.join(output_prefix, "baseline.keras")
+        result["baseline_model"] = save_model(baseline, features.shape[1], baseline_uri)
+    return result
+
+
+def save_model(trained, input_dim: int, uri: str) -> str:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.keras"
+        export_model(trained, input_dim).save(path)
+        return storage.upload_file(path, uri)

@@ -42,7 +42,6 @@ def stack_environment(home: Path, overrides: dict[str, str] | None = None) -> di
         "DP_PIPELINE_BUCKET": "dp-pipeline",
         "DP_PIPELINE_VENV_CACHE": str(home / "venvs"),
         "AIRFLOW_HOME": str(home / "airflow"),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow/airflow.db",
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPOSITORY / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPOSITORY / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -52,6 +51,8 @@ def stack_environment(home: Path, overrides: dict[str, str] | None = None) -> di
         if not env.get(name):
             env[name] = value
     env.update(overrides or {})
+    if not env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"):
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{env['AIRFLOW_HOME']}/airflow.db"
     # The MLflow server writes artifacts to the same S3 server that the tasks use.
     env.setdefault("MLFLOW_S3_ENDPOINT_URL", env["AWS_ENDPOINT_URL_S3"])
     include = str(REPOSITORY / "include")

@@ -1,7 +1,7 @@
 """The whole stack for end-to-end tests: MLflow on the local PostgreSQL, S3 and Airflow.
 
 The MLflow backend store is a fresh database on the PostgreSQL server at
-TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432). The virtualenv cache
+TEST_POSTGRES_URL (default postgresql+psycopg2://postgres@127.0.0.1:5432). The virtualenv cache
 is the repository's own .local/venvs, so the TensorFlow environment is built only once.
 """
 
@@ -14,7 +14,8 @@ from support import REPOSITORY, TEST_S3_CREDENTIALS, free_port
 
 
 def postgres_url(database: str) -> str:
-    server = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
+    # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; the stack ships psycopg2.
+    server = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432")
     return f"{server.rstrip('/')}/{database}"
 
 
@@ -35,6 +36,7 @@ def stack(tmp_path_factory, adult_dir):
     }
     overrides["MLFLOW_S3_ENDPOINT_URL"] = overrides["AWS_ENDPOINT_URL_S3"]
     home = tmp_path_factory.mktemp("stack")
+    overrides["AIRFLOW_HOME"] = str(home / "airflow")
     with running_stack(home, overrides) as running:
         yield running
 

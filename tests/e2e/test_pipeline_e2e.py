@@ -60,7 +60,7 @@ def test_mlflow_run_holds_privacy_record(stack, pipeline_run):
 
 
 def test_backend_store_is_postgresql(stack):
-    assert stack.env["MLFLOW_BACKEND_STORE_URI"].startswith("postgresql://")
+    assert stack.env["MLFLOW_BACKEND_STORE_URI"].startswith("postgresql")
 
 
 def test_production_pyfunc_predicts_raw_rows(stack, pipeline_run, adult_dir):

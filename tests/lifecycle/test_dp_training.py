@@ -10,24 +10,36 @@ from dp_pipeline import privacy, training
 from dp_pipeline.errors import PrivacyParameterError
 
 
-def test_poisson_batches_have_binomial_mean_and_variance():
-    n, q, draws = 5000, 0.02, 3000
-    features = np.zeros((n, 1), dtype="float32")
-    labels = np.zeros((n, 1), dtype="float32")
-    batches = training.poisson_batches(features, labels, q)
-    sizes = np.array([len(next(batches)[1]) for _ in range(draws)])
+def test_poisson_sample_sizes_have_binomial_mean_and_variance():
+    n, q, steps = 5000, 0.02, 3000
+    sizes = np.array([len(batch) for batch in training.poisson_sample(n, q, steps)])
+    assert len(sizes) == steps
     assert sizes.mean() == pytest.approx(n * q, rel=0.02)
     assert sizes.var() == pytest.approx(n * q * (1 - q), rel=0.1)
 
 
-def test_poisson_batches_include_each_example_independently():
-    n, q = 2000, 0.1
-    features = np.arange(n, dtype="float32").reshape(-1, 1)
-    batches = training.poisson_batches(features, features.copy(), q)
+def test_poisson_sample_includes_each_example_at_rate_q():
+    n, q, steps = 2000, 0.1, 500
     counts = np.zeros(n)
-    for _ in range(500):
-        counts[next(batches)[0].ravel().astype(int)] += 1
-    assert counts.mean() / 500 == pytest.approx(q, rel=0.03)
+    for batch in training.poisson_sample(n, q, steps):
+        counts[batch] += 1
+    assert counts.mean() / steps == pytest.approx(q, rel=0.03)
+    assert counts.min() > 0
+
+
+def test_poisson_sample_draws_fresh_randomness_each_call():
+    first = training.poisson_sample(1000, 0.05, 3)
+    second = training.poisson_sample(1000, 0.05, 3)
+    assert any(not np.array_equal(a, b) for a, b in zip(first, second, strict=True))
+
+
+def test_poisson_dataset_gathers_sampled_rows():
+    features = np.arange(20, dtype="float32").reshape(10, 2)
+    labels = np.arange(10, dtype="float32").reshape(10, 1)
+    batches = [np.array([1, 4], dtype="int32"), np.array([], dtype="int32")]
+    gathered = list(training.poisson_dataset(features, labels, batches).as_numpy_iterator())
+    np.testing.assert_array_equal(gathered[0][1].ravel(), [1, 4])
+    assert gathered[1][0].shape == (0, 2)
 
 
 def test_plan_uses_expected_batch_for_sampling_rate():
