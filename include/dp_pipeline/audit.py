@@ -1,8 +1,8 @@
 """Empirical privacy audit: a loss-threshold membership-inference attack.
 
-The attacker scores each row by its negative loss under the model (members of the
-training set tend to have lower loss) and the attack's ROC AUC measures how well that
-score separates training rows from held-out rows: 0.5 is chance. The audit is a sanity
+The attacker scores each row by its negative loss under the model, because members of
+the training set tend to have lower loss. The attack's ROC AUC measures how well that
+score separates training rows from held-out rows, and 0.5 is chance. The audit is a sanity
 check of what one simple attack achieves, not a proof of privacy; the (epsilon, delta)
 guarantee bounds every attack.
 """

@@ -131,7 +131,7 @@ def _poisson_dp_sequential_class():
             if not self._enable_fast_peg_computation:
                 raise ValueError("Every trainable layer must be in the fast clipping registry")
             self._expected_batch_size = float(expected_batch_size)
-            # Noise and sampling must be unpredictable to anyone who knows the seed.
+            # Noise and sampling must stay unpredictable even to someone who has the seed.
             self._noise = tf.random.Generator.from_non_deterministic_state()
 
         def train_step(self, data):
@@ -179,7 +179,7 @@ def poisson_sample(examples: int, sampling_probability: float, steps: int) -> li
 
 
 def poisson_dataset(features, labels, batches):
-    """A tf.data pipeline that gathers each step's rows inside the graph."""
+    """Build a tf.data pipeline that gathers each step's rows inside the graph."""
     import numpy as np
     import tensorflow as tf
 
@@ -263,8 +263,9 @@ def train(splits: dict[str, str], output_prefix: str, params: dict) -> dict:
     """Train the DP model on ``splits['train']`` and store it under ``output_prefix``.
 
     Returns the model's URI and the parameters that privacy accounting needs. Unless
-    ``train_baseline`` is false, a non-private model of the same architecture is trained
-    on the same data and epochs as a reference; it is evaluated but never registered.
+    ``train_baseline`` is false, a non-private model of the same architecture is also
+    trained on the same data and epochs, as a reference that is evaluated but never
+    registered.
     """
     from dp_pipeline.features import AdultEncoder
 

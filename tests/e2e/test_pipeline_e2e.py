@@ -59,6 +59,38 @@ def test_mlflow_run_holds_privacy_record(stack, pipeline_run):
     assert reports == {"reports/validation.json", "reports/evaluation.json"}
 
 
+def test_mlflow_run_holds_baseline_and_audit(stack, pipeline_run):
+    import mlflow
+
+    client = mlflow.MlflowClient(stack.env["MLFLOW_TRACKING_URI"])
+    metrics = client.get_run(pipeline_run["summary"].mlflow_run_id).data.metrics
+    for name in ("baseline_test_accuracy", "accuracy_gap", "attack_auc", "baseline_attack_auc"):
+        assert name in metrics, f"metric {name} missing"
+    assert metrics["attack_auc"] <= 0.55
+    versions = client.search_model_versions(f"run_id = '{pipeline_run['summary'].mlflow_run_id}'")
+    assert len(versions) == 1, "only the DP model may be registered"
+
+
+def test_privacy_statement_names_every_assumption(stack, pipeline_run):
+    import mlflow
+
+    mlflow.set_tracking_uri(stack.env["MLFLOW_TRACKING_URI"])
+    uri = f"runs:/{pipeline_run['summary'].mlflow_run_id}/privacy_statement.md"
+    statement = mlflow.artifacts.load_text(uri)
+    for field in (
+        "epsilon (PLD accountant",
+        "epsilon (RDP accountant",
+        "| delta |",
+        "Poisson",
+        "clipping norm",
+        "noise multiplier",
+        "| steps |",
+        "epochs",
+        "## Assumptions",
+    ):
+        assert field in statement, f"statement lacks {field!r}"
+
+
 def test_backend_store_is_postgresql(stack):
     assert stack.env["MLFLOW_BACKEND_STORE_URI"].startswith("postgresql")
 

@@ -86,7 +86,7 @@ def test_config_from_params_ignores_other_keys():
     assert config.epochs == 2
 
 
-def test_dp_step_applies_sum_of_clipped_gradients_over_expected_batch():
+def test_dp_step_matches_manual_clipping():
     tf.keras.utils.set_random_seed(0)
     clip, expected_batch = 0.5, 10.0
     plan = privacy.DpSgdParameters(

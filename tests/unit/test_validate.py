@@ -104,7 +104,7 @@ def test_parse_accepts_test_file_without_header():
     assert "no '|1x3 Cross validator' first line" in parsed.report.format_variations
 
 
-def test_parse_accepts_labels_without_full_stop_in_test_file():
+def test_parse_accepts_test_label_without_stop():
     data = replace_line(adult_test_file(120), 2, RICH_ROW)
     parsed = parse_adult_file("adult.test", data)
     assert "1 labels written '>50K'" in parsed.report.format_variations
