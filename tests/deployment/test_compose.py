@@ -57,7 +57,7 @@ BUCKET_SERVICE = "create-buckets"
 LONG_RUNNING_RESTART_POLICIES = {"always", "unless-stopped"}
 
 # Names of credential variables, which must have no default anywhere.
-SECRET_NAME = re.compile(r"PASSWORD|SECRET|_KEY$|_KEY_ID$")
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|_KEY$|_KEY_ID$")
 LOCAL_STACK_VARIABLES = [
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
