@@ -13,6 +13,7 @@ from pathlib import Path
 from airflow.sdk import Param, dag, task
 
 from dp_pipeline import config
+from dp_pipeline.retry_policy import PermanentErrorRetryPolicy
 
 INCLUDE_DIR = Path(config.__file__).resolve().parents[1]
 
@@ -75,13 +76,15 @@ PARAMS = {
         type="number",
         minimum=0,
         maximum=1,
-        description="Minimum test accuracy for promotion to Production.",
+        description="Minimum test accuracy for promotion to Production. A value below the "
+        "deployment's DP_PIPELINE_MIN_ACCURACY (default 0.80) does not lower that limit.",
     ),
     "epsilon_budget": Param(
         2.0,
         type="number",
         exclusiveMinimum=0,
-        description="Maximum epsilon (PLD accountant) for promotion to Production.",
+        description="Maximum epsilon (PLD accountant) for promotion to Production. A value "
+        "above the deployment's DP_PIPELINE_MAX_EPSILON (default 2.0) does not raise that limit.",
     ),
     "validation_fraction": Param(
         0.1,
@@ -104,8 +107,8 @@ PARAMS = {
         "evaluated and logged but never registered.",
     ),
     "data_source": Param(
-        "",
-        type="string",
+        None,
+        type=["null", "string"],
         description="Where to read adult.data and adult.test: an http(s) zip URL, a local "
         "folder or an s3:// prefix. Empty: the DP_PIPELINE_DATA_SOURCE setting.",
     ),
@@ -132,7 +135,12 @@ RUN_PARAMS = "{{ params }}"
     params=PARAMS,
     template_searchpath=[str(INCLUDE_DIR)],
     render_template_as_native_obj=True,
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=20)},
+    # S3, MLflow and process failures are retried; invalid data and parameters fail at once.
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(seconds=config.RETRY_DELAY_SECONDS.get()),
+        "retry_policy": PermanentErrorRetryPolicy(),
+    },
     tags=["mlops", "differential-privacy"],
 )
 def adult_income_dp():

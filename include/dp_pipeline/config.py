@@ -7,6 +7,7 @@ Credentials are read by the libraries that use them (boto3 reads ``AWS_ACCESS_KE
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -47,6 +48,20 @@ def _positive_int(raw: str) -> int:
     value = int(raw)
     if value <= 0:
         raise ValueError("expected a positive integer")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError("expected a positive number")
+    return value
+
+
+def _fraction(raw: str) -> float:
+    value = float(raw)
+    if not 0 <= value <= 1:
+        raise ValueError("expected a number from 0 to 1")
     return value
 
 
@@ -92,4 +107,24 @@ REGISTRY_WAIT_SECONDS = EnvironmentVariable(
     _positive_int,
     300,
     "Maximum time in seconds that register waits for a new model version to become READY.",
+)
+RETRY_DELAY_SECONDS = EnvironmentVariable(
+    "DP_PIPELINE_RETRY_DELAY_SECONDS",
+    _positive_int,
+    20,
+    "Seconds that Airflow waits before it retries a failed task; read when the DAG is parsed.",
+)
+MIN_ACCURACY = EnvironmentVariable(
+    "DP_PIPELINE_MIN_ACCURACY",
+    _fraction,
+    0.80,
+    "Lowest test accuracy that any run may promote to Production. A run's accuracy_threshold "
+    "param can raise this limit but not lower it.",
+)
+MAX_EPSILON = EnvironmentVariable(
+    "DP_PIPELINE_MAX_EPSILON",
+    _positive_float,
+    2.0,
+    "Largest epsilon that any run may promote to Production. A run's epsilon_budget param can "
+    "lower this limit but not raise it.",
 )

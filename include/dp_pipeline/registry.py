@@ -141,46 +141,74 @@ def register(
     with find_or_start_run(mlflow, experiment_name, dag_id, run_id) as run:
         mlflow_run_id = run.info.run_id
         existing = find_model_version(client, model_name, mlflow_run_id)
-        if existing is not None:
+        if existing is None:
+            version = _log_and_register(
+                mlflow,
+                model_name=model_name,
+                tags={DAG_ID_TAG: dag_id, RUN_ID_TAG: run_id},
+                params=params,
+                splits=splits,
+                trained=trained,
+                evaluation=evaluation,
+                validation_report=validation_report,
+            )
+        else:
+            version = existing.version
             logger.info(
                 "DAG run %s already registered %s version %s",
                 run_id,
                 model_name,
-                existing.version,
+                version,
             )
-            return _registration(model_name, existing.version, mlflow_run_id)
-        _log_run(mlflow, params, trained, evaluation)
-        with tempfile.TemporaryDirectory() as folder:
-            files = _download_artifacts(
-                {
-                    "model": trained["model"],
-                    "encoder": splits["encoder"],
-                    "validation": validation_report,
-                    "evaluation": evaluation["report"],
-                },
-                Path(folder),
-            )
-            report = storage.get_json(evaluation["report"])
-            mlflow.log_text(report["statement"], "privacy_statement.md")
-            mlflow.log_artifact(str(files["validation"]), "reports")
-            mlflow.log_artifact(str(files["evaluation"]), "reports")
-            model_info = log_model(mlflow, files, splits["test"])
-        version = mlflow.register_model(
-            model_info.model_uri,
-            model_name,
-            tags={DAG_ID_TAG: dag_id, RUN_ID_TAG: run_id},
-            await_registration_for=0,
-        ).version
+        # Also for a version that an earlier try registered, because that try may have
+        # stopped before the version was READY or before its tags were set.
         wait_until_ready(client, model_name, version, timeout_seconds)
         for key in ("accuracy", "roc_auc", "epsilon", "delta"):
             client.set_model_version_tag(model_name, version, key, str(evaluation[key]))
-        logger.info(
-            "Registered %s version %s from MLflow run %s",
-            model_name,
-            version,
-            mlflow_run_id,
-        )
         return _registration(model_name, version, mlflow_run_id)
+
+
+def _log_and_register(
+    mlflow,
+    *,
+    model_name: str,
+    tags: dict[str, str],
+    params: dict,
+    splits: dict[str, str],
+    trained: dict,
+    evaluation: dict,
+    validation_report: str,
+) -> str:
+    """Log params, metrics, reports and the model to the active run, and register the model."""
+    _log_run(mlflow, params, trained, evaluation)
+    with tempfile.TemporaryDirectory() as folder:
+        files = _download_artifacts(
+            {
+                "model": trained["model"],
+                "encoder": splits["encoder"],
+                "validation": validation_report,
+                "evaluation": evaluation["report"],
+            },
+            Path(folder),
+        )
+        report = storage.get_json(evaluation["report"])
+        mlflow.log_text(report["statement"], "privacy_statement.md")
+        mlflow.log_artifact(str(files["validation"]), "reports")
+        mlflow.log_artifact(str(files["evaluation"]), "reports")
+        model_info = log_model(mlflow, files, splits["test"])
+    version = mlflow.register_model(
+        model_info.model_uri,
+        model_name,
+        tags=tags,
+        await_registration_for=0,
+    ).version
+    logger.info(
+        "Registered %s version %s from MLflow run %s",
+        model_name,
+        version,
+        mlflow.active_run().info.run_id,
+    )
+    return version
 
 
 def _registration(model_name: str, version, mlflow_run_id: str) -> dict:
@@ -243,6 +271,17 @@ def promotion_failures(
     return failures
 
 
+def newer_production_version(client, model_name: str, version: str) -> str | None:
+    """Return the number of a Production version newer than ``version``, if there is one."""
+    versions = client.search_model_versions(f"name = '{model_name}'")
+    newer = [
+        int(found.version)
+        for found in versions
+        if found.current_stage == "Production" and int(found.version) > int(version)
+    ]
+    return str(max(newer)) if newer else None
+
+
 def promote(
     *,
     model_name: str,
@@ -255,7 +294,9 @@ def promote(
     """Move the version to Staging, then Production, if it passes the gate.
 
     The previous Production version is archived. A version that fails the gate stays
-    where it is, and a tag on it records the reason with the numbers.
+    where it is, and a tag on it records the reason with the numbers. So does a version that
+    passes the gate while a newer version is in Production, which happens when an old DAG
+    run is cleared or its promote task rerun.
     """
     import mlflow
 
@@ -273,6 +314,15 @@ def promote(
         f"test accuracy {accuracy:.4f} >= {accuracy_threshold:.4f} and "
         f"epsilon {epsilon:.4f} <= {epsilon_budget:.4f}"
     )
+    newer = newer_production_version(client, model_name, version)
+    if newer is not None:
+        # A cleared or rerun old DAG run must not replace the model of a later run.
+        reason = f"{reason}, but version {newer}, registered later, is already in Production"
+        logger.warning("Not promoting %s version %s: %s", model_name, version, reason)
+        client.set_model_version_tag(model_name, version, PROMOTION_TAG, "superseded")
+        client.set_model_version_tag(model_name, version, PROMOTION_REASON_TAG, reason)
+        stage = client.get_model_version(model_name, version).current_stage
+        return {"promoted": False, "stage": stage, "reason": reason}
     if client.get_model_version(model_name, version).current_stage != "Production":
         client.transition_model_version_stage(model_name, version, "Staging")
         client.set_registered_model_alias(model_name, STAGING_ALIAS, version)

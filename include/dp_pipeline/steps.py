@@ -13,6 +13,8 @@ import sys
 
 from dp_pipeline import config, storage
 
+logger = logging.getLogger(__name__)
+
 
 def _configure_logging() -> None:
     # The task's stdout and stderr become the Airflow task log.
@@ -96,16 +98,40 @@ def register(
     )
 
 
+def gate_limits(params: dict) -> tuple[float, float]:
+    """Return the accuracy threshold and epsilon budget that the promotion gate applies.
+
+    A run's params may only tighten the deployment's limits (DP_PIPELINE_MIN_ACCURACY and
+    DP_PIPELINE_MAX_EPSILON), so no trigger can promote a weaker or less private model.
+    """
+    accuracy_threshold = max(params["accuracy_threshold"], config.MIN_ACCURACY.get())
+    epsilon_budget = min(params["epsilon_budget"], config.MAX_EPSILON.get())
+    if accuracy_threshold != params["accuracy_threshold"]:
+        logger.warning(
+            "accuracy_threshold %g is below the deployment's minimum; the gate uses %g",
+            params["accuracy_threshold"],
+            accuracy_threshold,
+        )
+    if epsilon_budget != params["epsilon_budget"]:
+        logger.warning(
+            "epsilon_budget %g is above the deployment's maximum; the gate uses %g",
+            params["epsilon_budget"],
+            epsilon_budget,
+        )
+    return accuracy_threshold, epsilon_budget
+
+
 def promote(registration: dict, evaluation: dict, params: dict) -> dict:
     from dp_pipeline.registry import promote as promote_version
 
     _configure_logging()
+    accuracy_threshold, epsilon_budget = gate_limits(params)
     decision = promote_version(
         model_name=registration["model_name"],
         version=registration["version"],
         accuracy=evaluation["accuracy"],
         epsilon=evaluation["epsilon"],
-        accuracy_threshold=params["accuracy_threshold"],
-        epsilon_budget=params["epsilon_budget"],
+        accuracy_threshold=accuracy_threshold,
+        epsilon_budget=epsilon_budget,
     )
     return {**registration, **decision}

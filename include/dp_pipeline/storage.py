@@ -51,8 +51,13 @@ def client():
     # Path-style addressing, because S3-compatible servers behind a plain host name or IP
     # address (MinIO, rclone) cannot serve bucket subdomains.
     addressing = "path" if os.environ.get("AWS_ENDPOINT_URL_S3") else "auto"
+    retries = {"mode": "standard"}
+    # Eight retries, unless AWS_MAX_ATTEMPTS (boto3's variable for the total attempts) is
+    # set, because a max_attempts in Config would override it.
+    if not os.environ.get("AWS_MAX_ATTEMPTS"):
+        retries["max_attempts"] = 8
     config = Config(
-        retries={"mode": "standard", "max_attempts": 8},
+        retries=retries,
         s3={"addressing_style": addressing},
         connect_timeout=10,
         read_timeout=60,

@@ -26,6 +26,9 @@ HIDDEN_UNITS = (64, 32)
 POISSON_CHUNK_STEPS = 128
 
 
+FLOAT_FIELDS = ("learning_rate", "l2_norm_clip", "noise_multiplier", "target_epsilon", "delta")
+
+
 @dataclass(frozen=True)
 class TrainingConfig:
     """Hyperparameters of one training run, as the DAG params give them."""
@@ -52,8 +55,17 @@ class TrainingConfig:
 
     @classmethod
     def from_params(cls, params: dict) -> TrainingConfig:
+        """Build the config from DAG params, ignoring the params of other steps.
+
+        The Airflow UI sends a whole-number float such as 1.0 as the integer 1, which
+        TensorFlow would then refuse to mix with float tensors, so float fields are cast.
+        """
         names = cls.__dataclass_fields__
-        return cls(**{key: value for key, value in params.items() if key in names})
+        values = {key: value for key, value in params.items() if key in names}
+        for key in FLOAT_FIELDS:
+            if values.get(key) is not None:
+                values[key] = float(values[key])
+        return cls(**values)
 
 
 def plan_privacy(config: TrainingConfig, examples: int) -> privacy.DpSgdParameters:

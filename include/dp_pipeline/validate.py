@@ -133,9 +133,15 @@ def _skip_header(file_name: str, lines: list[str], report: FileReport) -> int:
 def _parse_row(file_name, line_number, line, columns, missing, labels, label_variants) -> None:
     fields = [value.strip() for value in line.split(",")]
     if len(fields) != len(adult.COLUMNS):
+        # The count does not show which column is missing or extra, so the message names
+        # the column where the row stops matching the schema.
+        if len(fields) < len(adult.COLUMNS):
+            where = f"the row ends after column {adult.COLUMNS[len(fields) - 1]!r}"
+        else:
+            where = f"the row goes on after the last column {adult.COLUMNS[-1]!r}"
         raise DataValidationError(
             file_name,
-            f"expected {len(adult.COLUMNS)} comma-separated fields, found {len(fields)}",
+            f"expected {len(adult.COLUMNS)} comma-separated fields, found {len(fields)}: {where}",
             line=line_number,
         )
     for column, value in zip(adult.FEATURE_COLUMNS, fields[:-1], strict=True):

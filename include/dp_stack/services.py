@@ -15,6 +15,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -30,7 +31,11 @@ class ServiceError(RuntimeError):
 
 @dataclass
 class Service:
-    """A background process with a readiness probe and a log file."""
+    """A background process with a readiness probe and a log file.
+
+    The probe is ``ready_url`` (HTTP 200), else ``ready_check`` (a callable that returns
+    True once the service works), else ``ready_port`` (a TCP port accepts connections).
+    """
 
     name: str
     command: list[str]
@@ -39,8 +44,16 @@ class Service:
     ready_port: tuple[str, int] | None = None
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     process: subprocess.Popen | None = None
+    ready_check: Callable[[], bool] | None = None
 
     def start(self) -> Service:
+        """Start the process and wait until its probe succeeds."""
+        self.launch()
+        self.wait_ready()
+        return self
+
+    def launch(self) -> Service:
+        """Start the process without waiting, so that several services can start at once."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         if self.ready_port and _port_open(*self.ready_port):
             raise ServiceError(
@@ -57,7 +70,6 @@ class Service:
                 start_new_session=True,
             )
         logger.info("Started %s (pid %s), log in %s", self.name, self.process.pid, self.log_path)
-        self.wait_ready()
         return self
 
     def wait_ready(self, timeout: float = START_TIMEOUT_SECONDS) -> None:
@@ -80,6 +92,8 @@ class Service:
                     return response.status == 200
             except (urllib.error.URLError, OSError):
                 return False
+        if self.ready_check is not None:
+            return self.ready_check()
         return self.ready_port is not None and _port_open(*self.ready_port)
 
     def stop(self, timeout: float = 20) -> None:
@@ -90,9 +104,22 @@ class Service:
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
+            logger.warning(
+                "%s (pid %s) did not stop within %g s of SIGTERM; sending SIGKILL",
+                self.name,
+                self.process.pid,
+                timeout,
+            )
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
         logger.info("Stopped %s", self.name)
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -132,13 +159,15 @@ def s3_server(env: dict[str, str], root: Path, buckets: list[str], log_path: Pat
         "s3",
         "--addr",
         f"{host}:{port}",
-        "--auth-key",
-        f"{env['AWS_ACCESS_KEY_ID']},{env['AWS_SECRET_ACCESS_KEY']}",
         "--config",
         "/dev/null",
         str(root),
     ]
-    return Service("S3 server (rclone)", command, log_path, ready_port=(host, port), env=env)
+    # rclone reads --auth-key from RCLONE_AUTH_KEY, which keeps the secret key out of the
+    # process list. The variable is a CSV list, so the "key,secret" pair is one quoted field.
+    pair = f"{env['AWS_ACCESS_KEY_ID']},{env['AWS_SECRET_ACCESS_KEY']}"
+    server_env = {**env, "RCLONE_AUTH_KEY": '"' + pair.replace('"', '""') + '"'}
+    return Service("S3 server (rclone)", command, log_path, ready_port=(host, port), env=server_env)
 
 
 def mlflow_server(env: dict[str, str], log_path: Path) -> Service:

@@ -13,7 +13,7 @@ import os
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dp_stack import services
@@ -67,6 +67,8 @@ class Stack:
 
     home: Path
     env: dict[str, str]
+    # The running servers by role ("s3", "mlflow"), so that a test can stop and restart one.
+    servers: dict[str, services.Service] = field(default_factory=dict)
 
     @property
     def log_dir(self) -> Path:
@@ -84,16 +86,15 @@ def running_stack(home: Path, overrides: dict[str, str] | None = None):
     env = stack_environment(home, overrides)
     stack = Stack(home, env)
     buckets = [env["DP_PIPELINE_BUCKET"], _bucket_of(env["MLFLOW_ARTIFACTS_DESTINATION"])]
-    started = []
     try:
         s3 = services.s3_server(env, home / "s3", buckets, stack.log_dir / "s3.log")
-        started.append(s3.start())
+        stack.servers["s3"] = s3.start()
         mlflow = services.mlflow_server(env, stack.log_dir / "mlflow.log")
-        started.append(mlflow.start())
+        stack.servers["mlflow"] = mlflow.start()
         prepare_airflow(stack)
         yield stack
     finally:
-        for service in reversed(started):
+        for service in reversed(stack.servers.values()):
             service.stop()
 
 
