@@ -54,3 +54,37 @@ format: install
 
 clean:
 	rm -rf .local
+
+.PHONY: serve bench-serving
+
+# Serve the Production model on 127.0.0.1:8000 (DP_SERVING_PORT) over the stores that
+# `make run` wrote, with the S3 and MLflow servers of `make ui`; stop `make ui` first.
+serve: install install-lifecycle
+	$(BIN)/python -m dp_serving.embedded
+
+# Measure this server and `mlflow models serve` on the Production model of .local and
+# write the table into docs/serving.md.
+bench-serving: install install-lifecycle
+	$(BIN)/python benchmarks/serving/run.py
+
+.PHONY: bench-privacy
+
+# Benchmark our DP-SGD against Opacus on the Adult files (accuracy, attack AUC, time per
+# epsilon) and rewrite docs/benchmarks/privacy.md. Creates its own environments under
+# .local/bench-privacy. Settings such as BENCH_DATA_DIR and BENCH_SEEDS: see run.sh.
+bench-privacy:
+	PYTHON=$(PYTHON) benchmarks/privacy/run.sh
+
+.PHONY: test-services bench-dag
+
+# The Compose services as local processes (tests/services): REST and UI triggers, the
+# schedule, CeleryExecutor with two workers and the MLflow links plugin. `make test`
+# runs them too; this target runs only them. Needs PostgreSQL, Redis and Chromium.
+test-services: install
+	$(BIN)/pytest tests/services $(PYTEST_ARGS)
+
+# Time a warm and a cold run of the default DAG on those local services and print the
+# time per task (docs/benchmarks/dag-runtime.md). BENCH_ARGS=--skip-cold skips the cold run.
+BENCH_ARGS ?=
+bench-dag: install
+	$(BIN)/python benchmarks/dag_runtime/bench.py $(BENCH_ARGS)
