@@ -81,6 +81,12 @@ def test_config_rejects_invalid_value(field, value, match):
         training.TrainingConfig(**{field: value})
 
 
+def test_config_from_params_casts_integer_floats():
+    config = training.TrainingConfig.from_params({"l2_norm_clip": 1, "noise_multiplier": 2})
+    assert isinstance(config.l2_norm_clip, float)
+    assert isinstance(config.noise_multiplier, float)
+
+
 def test_config_from_params_ignores_other_keys():
     config = training.TrainingConfig.from_params({"epochs": 2, "accuracy_threshold": 0.8})
     assert config.epochs == 2
