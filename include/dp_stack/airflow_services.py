@@ -227,6 +227,8 @@ class LocalTwin:
                 "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.queue,
                 "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": str(self.settings.use_job_schedule),
                 "DP_PIPELINE_VENV_CACHE": str(self.settings.venv_cache),
+                # Compose points the links at MLflow's published port; here it is drawn.
+                "DP_PIPELINE_MLFLOW_UI_URL": self.mlflow_url,
             }
         )
         env.update(self.settings.overrides)
