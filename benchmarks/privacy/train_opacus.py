@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from arguments import parse_training_arguments
 from machine import CpuMonitor
 from opacus import PrivacyEngine
 from opacus.accountants.utils import get_noise_multiplier
@@ -288,36 +289,8 @@ def runtime_facts() -> dict:
     }
 
 
-def parse_arguments():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="The .npz of prepare_data.py.")
-    parser.add_argument("--output", type=Path, required=True, help="JSON Lines file to append.")
-    parser.add_argument("--plan-cache", type=Path, required=True, help="JSON cache of sigmas.")
-    parser.add_argument("--seeds", type=int, nargs="+", required=True)
-    parser.add_argument("--epsilons", type=float, nargs="+", default=[0.5, 1.0, 2.0, 4.0, 8.0])
-    parser.add_argument("--delta", type=float, default=1e-5)
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--batch-size", type=int, default=256, help="Expected batch size.")
-    parser.add_argument(
-        "--learning-rate", type=float, default=0.002, help="Adam learning rate of the baseline."
-    )
-    parser.add_argument(
-        "--dp-learning-rate", type=float, default=0.002, help="Adam learning rate of DP runs."
-    )
-    parser.add_argument(
-        "--dp-l2-norm-clip", type=float, default=1.0, help="Per-example L2 clipping norm."
-    )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=0,
-        help="Intra-op and inter-op thread count. 0 keeps PyTorch's default.",
-    )
-    return parser.parse_args()
-
-
 def main() -> None:
-    arguments = parse_arguments()
+    arguments = parse_training_arguments(__doc__.splitlines()[0], "PyTorch")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", force=True)
     # Opacus warns on every PrivacyEngine that secure_mode is off. The page states that
     # the benchmark uses PyTorch's default generator, because torchcsprng is not installed.

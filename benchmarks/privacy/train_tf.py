@@ -10,7 +10,6 @@ the Poisson samples. Each run appends one JSON line to ``--output``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -18,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+from arguments import parse_training_arguments
 from machine import CpuMonitor
 
 from dp_pipeline import privacy, training
@@ -168,34 +168,6 @@ def runtime_facts() -> dict:
     }
 
 
-def parse_arguments():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="The .npz of prepare_data.py.")
-    parser.add_argument("--output", type=Path, required=True, help="JSON Lines file to append.")
-    parser.add_argument("--plan-cache", type=Path, required=True, help="JSON cache of plans.")
-    parser.add_argument("--seeds", type=int, nargs="+", required=True)
-    parser.add_argument("--epsilons", type=float, nargs="+", default=[0.5, 1.0, 2.0, 4.0, 8.0])
-    parser.add_argument("--delta", type=float, default=1e-5)
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--batch-size", type=int, default=256, help="Expected batch size.")
-    parser.add_argument(
-        "--learning-rate", type=float, default=0.002, help="Adam learning rate of the baseline."
-    )
-    parser.add_argument(
-        "--dp-learning-rate", type=float, default=0.002, help="Adam learning rate of DP runs."
-    )
-    parser.add_argument(
-        "--dp-l2-norm-clip", type=float, default=1.0, help="Per-example L2 clipping norm."
-    )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=0,
-        help="Intra-op and inter-op thread count. 0 keeps TensorFlow's default.",
-    )
-    return parser.parse_args()
-
-
 def set_threads(threads: int) -> None:
     """Fix TensorFlow's thread pools; must run before TensorFlow executes any operation."""
     import tensorflow as tf
@@ -206,7 +178,7 @@ def set_threads(threads: int) -> None:
 
 
 def main() -> None:
-    arguments = parse_arguments()
+    arguments = parse_training_arguments(__doc__.splitlines()[0], "TensorFlow")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", force=True)
     set_threads(arguments.threads)
     arrays = load_arrays(arguments.data)
