@@ -38,9 +38,9 @@ MIN_ACCURACY = 0.845
 MAX_ACCURACY_GAP = 0.01
 MAX_TIME_RATIO = 2.5
 MAX_ATTACK_AUC = 0.55
-# Average cores that other processes may keep busy before the page flags the timings:
-# a quarter of this 2-core machine.
-HIGH_OTHER_CORES = 0.5
+# Share of the logical CPUs that other processes may keep busy on average before the page
+# flags the timings.
+HIGH_OTHER_CPU_SHARE = 0.25
 LSCPU_FIELDS = (
     "Model name",
     "CPU(s)",
@@ -234,6 +234,7 @@ def targets_table(checks: list[dict]) -> list[str]:
 def plot(summary, epsilon_values: list[float], path: Path) -> None:
     """Draw test accuracy and training time against epsilon, with the baselines as lines."""
     figure, (accuracy_axis, time_axis) = plt.subplots(1, 2, figsize=(11, 4.2))
+
     styles = {"tensorflow-privacy": ("tab:blue", "o"), "opacus": ("tab:orange", "s")}
     for axis, metric in ((accuracy_axis, "test_accuracy"), (time_axis, "train_seconds")):
         for side, label in SIDES.items():
@@ -252,6 +253,7 @@ def plot(summary, epsilon_values: list[float], path: Path) -> None:
         axis.set_xticks(epsilon_values, [f"{value:g}" for value in epsilon_values])
         axis.set_xlabel("target epsilon (delta = 1e-5)")
         axis.grid(alpha=0.3)
+
     accuracy_axis.axhline(
         MIN_ACCURACY, color="grey", linestyle=":", linewidth=1, label=f"target {MIN_ACCURACY}"
     )
@@ -260,6 +262,7 @@ def plot(summary, epsilon_values: list[float], path: Path) -> None:
     time_axis.set_ylabel("training wall time (s)")
     time_axis.set_ylim(bottom=0)
     time_axis.set_title("Training time, mean ± std over seeds")
+
     # One legend below both panels, so that no curve is hidden behind it.
     handles, labels = accuracy_axis.get_legend_handles_labels()
     figure.legend(handles, labels, loc="lower center", ncol=5, fontsize=8, frameon=False)
@@ -268,7 +271,8 @@ def plot(summary, epsilon_values: list[float], path: Path) -> None:
     plt.close(figure)
 
 
-def machine_lines(machine: dict, runs: pd.DataFrame, uptime: str) -> list[str]:
+def machine_lines(machine: dict, runs: pd.DataFrame) -> list[str]:
+    """Describe the CPU, memory, thread variables and library versions as Markdown items."""
     lscpu = dict(
         (line.split(":", 1)[0].strip(), line.split(":", 1)[1].strip())
         for line in machine["lscpu"].splitlines()
@@ -279,12 +283,11 @@ def machine_lines(machine: dict, runs: pd.DataFrame, uptime: str) -> list[str]:
         f"- CPU (`lscpu`): {cpu}. No GPU. Memory {machine['memory_gib']} GiB, Linux "
         f"{machine['kernel']}, Python {machine['python']}.",
     ]
+
     set_variables = {k: v for k, v in machine["thread_environment"].items() if v is not None}
-    lines.append(
-        "- Thread variables set: "
-        + (", ".join(f"`{k}={v}`" for k, v in set_variables.items()) or "none")
-        + "."
-    )
+    listed = ", ".join(f"`{k}={v}`" for k, v in set_variables.items()) or "none"
+    lines.append(f"- Thread variables set: {listed}.")
+
     for side, label in SIDES.items():
         side_runs = runs[runs["side"] == side]
         if side_runs.empty:
@@ -298,11 +301,17 @@ def machine_lines(machine: dict, runs: pd.DataFrame, uptime: str) -> list[str]:
         if side == "tensorflow-privacy" and first["intra_op_threads"] == 0:
             threads += " (0: TensorFlow picks one per logical CPU)"
         lines.append(f"- {label}: {versions}; {threads}.")
-    lines.append(
+    return lines
+
+
+def load_lines(machine: dict, runs: pd.DataFrame, uptime: str) -> list[str]:
+    """Describe the load during the run and flag the timings if other processes were busy."""
+    lines = [
         "- Load average (`uptime`) during the run, which counts the benchmark's own busy "
         "thread as well:"
-    )
+    ]
     lines += [f"  - `{line}`" for line in uptime.strip().splitlines()]
+
     for side, label in SIDES.items():
         side_runs = runs[runs["side"] == side]
         if side_runs.empty:
@@ -313,16 +322,20 @@ def machine_lines(machine: dict, runs: pd.DataFrame, uptime: str) -> list[str]:
             f"cores on average, {other.max():.2f} at most (from /proc/stat minus the "
             "benchmark's own CPU time)."
         )
+
+    cpus = machine["logical_cpus"]
+    threshold = HIGH_OTHER_CPU_SHARE * cpus
     busiest = runs["other_cores"].mean()
-    if busiest > HIGH_OTHER_CORES:
+    if busiest > threshold:
         lines.append(
-            f"- **Warning:** other processes kept {busiest:.2f} of the 2 cores busy on "
-            "average, so the times above are slower and noisier than on an idle machine."
+            f"- **Warning:** other processes kept {busiest:.2f} of the {cpus} logical CPUs "
+            "busy on average, so the times above are slower and noisier than on an idle "
+            "machine."
         )
     else:
         lines.append(
-            f"- Other processes kept under {HIGH_OTHER_CORES} cores busy on average, the "
-            "threshold above which this page flags the timings."
+            f"- Other processes kept {busiest:.2f} cores busy on average, under the "
+            f"{threshold:g} above which this page flags the timings."
         )
     return lines
 
@@ -388,7 +401,8 @@ def generated_section(arguments, runs: pd.DataFrame) -> str:
         "",
         "### Machine and load",
         "",
-        *machine_lines(machine, runs, arguments.uptime.read_text()),
+        *machine_lines(machine, runs),
+        *load_lines(machine, runs, arguments.uptime.read_text()),
         "",
         "Per-run results: [privacy-runs.csv](privacy-runs.csv) and "
         "[privacy-runs.json](privacy-runs.json).",
@@ -432,8 +446,15 @@ def main() -> None:
     parser.add_argument("--machine", type=Path, required=True)
     parser.add_argument("--uptime", type=Path, required=True, help="Lines of `uptime` output.")
     parser.add_argument("--docs", type=Path, required=True, help="Folder of privacy.md.")
-    parser.add_argument("--started-at", type=float, required=True, help="Unix time, seconds.")
-    parser.add_argument("--runs-started-at", type=float, required=True)
+    parser.add_argument(
+        "--started-at", type=float, required=True, help="Unix time in s when run.sh started."
+    )
+    parser.add_argument(
+        "--runs-started-at",
+        type=float,
+        required=True,
+        help="Unix time in s when the first training process started.",
+    )
     parser.add_argument("--command", default="make bench-privacy")
     arguments = parser.parse_args()
 
