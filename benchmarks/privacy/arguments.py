@@ -1,9 +1,13 @@
-"""Command-line arguments shared by the two training scripts of the benchmark."""
+"""Command-line arguments and the result record shared by the benchmark's training scripts."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 
 def parse_training_arguments(description: str, framework: str):
@@ -35,3 +39,17 @@ def parse_training_arguments(description: str, framework: str):
         help=f"Intra-op and inter-op thread count. 0 keeps {framework}'s default.",
     )
     return parser.parse_args()
+
+
+def append_record(output: Path, record: dict, seed: int, target_epsilon: float | None) -> None:
+    """Append one training run's record to the JSON Lines file and log its headline."""
+    with output.open("a") as handle:
+        handle.write(json.dumps(record) + "\n")
+    logger.info(
+        "seed %d, %s: test accuracy %.4f, attack AUC %.4f, %.1f s",
+        seed,
+        "baseline" if target_epsilon is None else f"epsilon {target_epsilon:g}",
+        record["test_accuracy"],
+        record["attack_auc"],
+        record["train_seconds"],
+    )

@@ -17,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-from arguments import parse_training_arguments
+from arguments import append_record, parse_training_arguments
 from machine import CpuMonitor
 
 from dp_pipeline import privacy, training
@@ -196,16 +196,7 @@ def main() -> None:
                 record = run_dp(arguments, arrays, target_epsilon, plans[target_epsilon], seed)
             record = {**facts, "seed": seed, "delta": arguments.delta, **record}
             record["epochs"] = arguments.epochs
-            with arguments.output.open("a") as output:
-                output.write(json.dumps(record) + "\n")
-            logger.info(
-                "seed %d, %s: test accuracy %.4f, attack AUC %.4f, %.1f s",
-                seed,
-                "baseline" if target_epsilon is None else f"epsilon {target_epsilon:g}",
-                record["test_accuracy"],
-                record["attack_auc"],
-                record["train_seconds"],
-            )
+            append_record(arguments.output, record, seed, target_epsilon)
 
 
 if __name__ == "__main__":
