@@ -85,9 +85,8 @@ FEATURE_COLUMNS = (
 COLUMNS = (*FEATURE_COLUMNS, LABEL)
 
 # Limits that a valid census row respects. They come from the census coding (ages and
-# hours are top-coded at 90 and 99, capital gains at 99,999), not from the rows, and are
-# wider than the range seen in the files so that a new data drop is not refused for a
-# plausible value.
+# hours are top-coded at 90 and 99, capital gains at 99,999), not from the rows. They are
+# wider than the range seen in the files, so a new data drop with a plausible value passes.
 VALID_RANGES: dict[str, tuple[int, int]] = {
     "age": (0, 120),
     "fnlwgt": (1, 10_000_000),

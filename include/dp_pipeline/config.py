@@ -19,7 +19,7 @@ UCI_ADULT_ARCHIVE = "https://archive.ics.uci.edu/static/public/2/adult.zip"
 
 
 class ConfigurationError(ValueError):
-    """An environment variable holds a value that cannot be used."""
+    """An environment variable contains a value that cannot be used."""
 
 
 @dataclass(frozen=True)

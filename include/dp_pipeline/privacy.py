@@ -2,10 +2,10 @@
 
 Training draws every step's batch by Poisson sampling: each example joins the batch
 independently with probability q. The noisy sum of clipped gradients is divided by the
-expected batch size q * n, a constant, so each step is exactly the Poisson-subsampled
-Gaussian mechanism with noise multiplier sigma, and the whole run is that mechanism
-composed over the number of steps. Neighbouring data sets differ by adding or removing
-one row; with one row per person this is a person-level guarantee.
+expected batch size q * n, a constant. Each step is therefore exactly the
+Poisson-subsampled Gaussian mechanism with noise multiplier sigma, and the whole run is
+that mechanism composed over the number of steps. Neighbouring data sets differ by adding
+or removing one row, so with one row per person this is a person-level guarantee.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def calibrate_noise_multiplier(
     The RDP accountant is cheap and never reports a smaller epsilon than PLD, so its
     calibrated noise multiplier is an upper bracket. Bisection on the PLD accountant then
     narrows the bracket to ``relative_tolerance``, and the upper end is returned, so the
-    guarantee holds at the returned value.
+    returned value meets the target.
     """
     import dp_accounting
     from dp_accounting import rdp

@@ -1,8 +1,9 @@
 """Validate step: check the raw Adult files against the schema in adult.names.
 
-The parser is strict about content and lenient about harmless format variations, which
-it records in the report: Windows line endings, blank lines, a missing or extra trailing
-full stop on labels, and a test file without its ``|1x3 Cross validator`` first line.
+The parser is strict about content and lenient about harmless format variations. It
+records each variation in the report: Windows line endings, blank lines, a missing or
+extra trailing full stop on labels, and a test file without its ``|1x3 Cross validator``
+first line.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ _LABELS = {adult.POSITIVE_LABEL: 1, adult.NEGATIVE_LABEL: 0}
 
 @dataclass
 class FileReport:
-    """What validation found in one file."""
+    """Validation findings for one file."""
 
     file_name: str
     rows: int = 0

@@ -1,7 +1,7 @@
 """Command line of the embedded stack.
 
 ``python -m dp_stack run`` starts the S3 and MLflow servers, runs the DAG once with
-``airflow dags test`` and prints what the run produced; ``python -m dp_stack ui`` serves
+``airflow dags test`` and prints what the run produced. ``python -m dp_stack ui`` serves
 the MLflow UI over the same stores until interrupted.
 """
 

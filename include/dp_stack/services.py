@@ -149,7 +149,7 @@ def executable(name: str) -> str:
 
 
 def s3_server(env: dict[str, str], root: Path, buckets: list[str], log_path: Path) -> Service:
-    """An S3 API over a local folder, served by rclone; buckets are its subfolders."""
+    """Build rclone's S3 server over a local folder, whose subfolders are the buckets."""
     for bucket in buckets:
         (root / bucket).mkdir(parents=True, exist_ok=True)
     host, port = host_and_port(env["AWS_ENDPOINT_URL_S3"])
@@ -171,7 +171,7 @@ def s3_server(env: dict[str, str], root: Path, buckets: list[str], log_path: Pat
 
 
 def mlflow_server(env: dict[str, str], log_path: Path) -> Service:
-    """The MLflow tracking server, proxying artifacts to S3."""
+    """Build the MLflow tracking server, which proxies artifacts to S3."""
     host, port = host_and_port(env["MLFLOW_TRACKING_URI"])
     command = [
         executable("mlflow"),

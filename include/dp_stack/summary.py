@@ -1,4 +1,4 @@
-"""What a DAG run produced, read back from the MLflow registry."""
+"""Summary of a DAG run's outcome, read back from the MLflow registry."""
 
 from __future__ import annotations
 
